@@ -162,10 +162,18 @@ class PlayerStats:
     # where R2 values came from: "file" (R1, or R2 as written), "differential",
     # "r2_file" (joined in R2 / session restart), "orphan" (cumulative, unsplit)
     source: str = "file"
+    # Set by the parser only when the default key would not be unique in the
+    # file: humans sharing a GUID8 under different names get "GUID8:name" (like
+    # bots); lines that still collide (same GUID8 and name, different bytes) get
+    # "#2", "#3", ... appended in the order of their raw line bytes.
+    key_override: str | None = None
 
     @property
     def key(self) -> str:
-        """Identity within a round: GUID8 for humans, GUID8 + name for bots (§4)."""
+        """Identity within a round: GUID8 for humans, GUID8 + name for bots (§4);
+        `key_override` when the parser had to disambiguate."""
+        if self.key_override is not None:
+            return self.key_override
         return f"{self.guid}:{self.name}" if self.is_bot else self.guid
 
     @property

@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 import asyncpg
 
+from bot.config_parsing import redact_url
+
 if TYPE_CHECKING:
     from bot.config import Settings
 
@@ -49,16 +51,6 @@ def build_ssl(mode: str, root_cert: Path | None) -> ssl.SSLContext | bool | str:
     return ctx
 
 
-def redact_dsn(dsn: str) -> str:
-    """The DSN without its password, for log lines."""
-    if "@" not in dsn or "://" not in dsn:
-        return dsn
-    scheme, rest = dsn.split("://", 1)
-    creds, tail = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{tail}" if ":" in creds else dsn
-
-
 async def create_pool(
     dsn: str, *, ssl_arg: Any = None, min_size: int = 1, max_size: int = 10
 ) -> asyncpg.Pool:
@@ -68,7 +60,7 @@ async def create_pool(
         )
     except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {redact_dsn(dsn)}: {exc}"
+            f"cannot connect to PostgreSQL at {redact_url(dsn)}: {exc}"
         ) from None
 
 

@@ -169,12 +169,6 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--server")
     exp.set_defaults(func=cmd_export)
     sub.add_parser("servers", help="list the configured servers").set_defaults(func=cmd_servers)
-    from bot.cli_ingest import cmd_poll  # here, not at the top: bot.cli_ingest imports bot.cli
-
-    pol = sub.add_parser("poll", help="poll the game servers' stats directories over SFTP")
-    pol.add_argument("--once", action="store_true", help="one cycle, print a line per server")
-    pol.add_argument("--server", help="only this server id")
-    pol.set_defaults(func=cmd_poll)
     return parser
 
 

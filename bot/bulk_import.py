@@ -45,7 +45,7 @@ class ImportSummary:
     def line(self) -> str:
         text = f"imported {self.imported}, duplicates {self.duplicates}, rejected {self.rejected}"
         if self.failed:
-            text += f", failed {self.failed} (will be retried)"
+            text += f", failed {self.failed}"
         if self.reasons:
             top = "; ".join(f"{n}× {r}" for r, n in self.reasons.most_common(5))
             text += f" ({top})"

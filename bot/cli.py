@@ -178,6 +178,9 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Libraries that narrate every connection at INFO.
+    for chatty in ("pgserver", "asyncssh"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,7 +99,9 @@ class Importer:
                 round_id=result.round_id,
             )
             await servers_db.note_file(conn, server_id)
-        log.info(
+        # A bulk import logs its summary instead of thousands of lines.
+        log.log(
+            logging.DEBUG if source == "import" else logging.INFO,
             "[%s] imported %s via %s (round %s, %s)",
             server_id,
             filename,

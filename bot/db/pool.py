@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -72,7 +73,10 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     async def start(self) -> str:
-        import pgserver  # imported late: only the embedded mode needs it
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI): harmless here.
+            warnings.simplefilter("ignore")
+            import pgserver  # imported late: only the embedded mode needs it
 
         self.path.mkdir(parents=True, exist_ok=True)
         self._server = await asyncio.to_thread(pgserver.get_server, self.path, cleanup_mode="stop")

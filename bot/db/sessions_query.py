@@ -2,7 +2,7 @@
 
 Every query is set-based and index-driven (gaming_sessions_ended /
 gaming_sessions_server_ended, rounds_session, the (round_id, ...) primary keys of
-player_round_stats and weapon_round_stats, round_awards_round), so `!last_session`
+player_round_stats and weapon_round_stats, endstats_round_once), so `!last_session`
 costs a handful of index lookups whatever the size of the history.
 
 Orphan R2 rows hold R1+R2 values that cannot be split (stats-format.md §5): the
@@ -219,9 +219,11 @@ async def round_post_data(conn: asyncpg.Connection, round_id: int) -> RoundPostD
             return None
         r1 = by_id.get(rnd.r1_round_id) if rnd.r1_round_id is not None else None
         players = await conn.fetch(_ROUND_PLAYERS_SQL, list(by_id), list(AIMED_WEAPONS))
+        # Awards belong to the endstats file linked to the round (endstats.round_id).
         awards = await conn.fetch(
-            """SELECT title, player, value FROM round_awards
-               WHERE round_id = $1 ORDER BY position""",
+            """SELECT a.title, a.player, a.value
+               FROM endstats e JOIN round_awards a ON a.endstats_id = e.id
+               WHERE e.round_id = $1 ORDER BY a.position""",
             round_id,
         )
     lines: dict[int, list[PlayerStatLine]] = {rid: [] for rid in by_id}

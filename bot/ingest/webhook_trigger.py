@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -146,9 +146,9 @@ class RateLimiter:
     limit: int
     window: float
     clock: Callable[[], float] = time.monotonic
-    _events: dict[int, deque[float]] = field(default_factory=dict)
+    _events: dict[Hashable, deque[float]] = field(default_factory=dict)
 
-    def allow(self, key: int) -> bool:
+    def allow(self, key: Hashable) -> bool:
         now = self.clock()
         events = self._events.setdefault(key, deque())
         while events and now - events[0] >= self.window:

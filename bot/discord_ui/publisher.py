@@ -1,0 +1,118 @@
+"""Outbox -> posts. Exactly once in the database, at least once towards Discord.
+
+A row is marked sent only after the sink (Discord, or the log when headless)
+accepted the post, so a crash between the two means one re-send, never a lost
+post. The sink is injected: the bot sends embeds, `--headless` logs text, the
+demo prints to the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from bot.db import outbox
+from bot.db.sessions_query import round_post_data
+from bot.discord_ui.models import RoundPostData
+from bot.ingest.webhook_trigger import RateLimiter
+
+log = logging.getLogger(__name__)
+
+# A post for a round played long ago (a backlog or a bulk import) is noise in
+# a live channel: such rows are settled without posting.
+MAX_ROUND_AGE = timedelta(hours=12)
+BATCH = 20
+
+
+class PostError(Exception):
+    """The sink could not post (Discord refused or is unreachable); retried later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    outbox_id: int
+    server_id: str
+    data: RoundPostData
+
+
+# Returns (channel id or None, message ids) once the post is accepted.
+Sink = Callable[[Post], Awaitable[tuple[int | None, list[int]]]]
+
+
+def retry_delay(attempts: int) -> float:
+    """30 s, 60 s, 120 s ... capped at 30 min."""
+    return float(min(30 * 2 ** max(attempts - 1, 0), 1800))
+
+
+class Publisher:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sink: Sink,
+        *,
+        posts_per_minute: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.pool = pool
+        self.sink = sink
+        self.limiter = RateLimiter(posts_per_minute, 60.0, clock)
+        self.now = now
+        self.wake = asyncio.Event()
+
+    async def publish_due(self) -> int:
+        """One pass over due rows; returns how many were posted."""
+        async with self.pool.acquire() as conn:
+            rows = await outbox.due(conn, BATCH)
+        posted = 0
+        for row in rows:
+            posted += await self._publish(row)
+        return posted
+
+    async def _publish(self, row: asyncpg.Record) -> int:
+        if self.now() - row["played_at"] > MAX_ROUND_AGE:
+            async with self.pool.acquire() as conn:
+                await outbox.mark_skipped(conn, row["id"], "stale: round older than 12 h")
+            return 0
+        if not self.limiter.allow(row["server_id"]):
+            return 0  # this server's posts wait for the next minute; others go on
+        async with self.pool.acquire() as conn:
+            data = await round_post_data(conn, row["round_id"])
+        if data is None:
+            return 0
+        try:
+            channel_id, message_ids = await self.sink(Post(row["id"], row["server_id"], data))
+        except PostError as exc:
+            delay = retry_delay(row["attempts"] + 1)
+            log.warning(
+                "[%s] round %s not posted (%s); retry in %.0f s",
+                row["server_id"],
+                row["round_id"],
+                exc,
+                delay,
+            )
+            async with self.pool.acquire() as conn:
+                await outbox.mark_failed(conn, row["id"], str(exc), delay)
+            return 0
+        async with self.pool.acquire() as conn:
+            await outbox.mark_sent(conn, row["id"], channel_id, message_ids)
+        return 1
+
+    async def run(self, sweep_every: float = 30.0) -> None:
+        """Post whenever woken (a round stored, a NOTIFY) or every `sweep_every` s."""
+        while True:
+            try:
+                await self.publish_due()
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.warning("publisher: database unavailable (%s); will retry", exc)
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), sweep_every)
+            except TimeoutError:
+                pass

@@ -148,6 +148,21 @@ async def cmd_servers(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import runner  # the long-running parts are only imported here
+
+    if args.headless:
+        return await runner.run_headless(settings)
+    if not settings.discord_token:
+        print(
+            "error: DISCORD_TOKEN is not set; set it in .env, or run with --headless to "
+            "collect and store rounds without Discord (posts go to the log)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    return await runner.run_discord(settings)
+
+
 # --- parser and entry point -------------------------------------------------
 
 Verb = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
@@ -156,6 +171,11 @@ Verb = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     sub = parser.add_subparsers(dest="verb", required=True)
+    run = sub.add_parser("run", help="run the bot (pollers, webhook listener, posts)")
+    run.add_argument(
+        "--headless", action="store_true", help="no Discord: ingest, store, log the posts"
+    )
+    run.set_defaults(func=cmd_run)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     imp = sub.add_parser("import", help="import stats files or directories (recursive)")
     imp.add_argument("paths", nargs="+")
@@ -169,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--server")
     exp.set_defaults(func=cmd_export)
     sub.add_parser("servers", help="list the configured servers").set_defaults(func=cmd_servers)
+    from bot.cli_ingest import cmd_poll  # here, not at the top: bot.cli_ingest imports bot.cli
+
+    pol = sub.add_parser("poll", help="poll the game servers' stats directories over SFTP")
+    pol.add_argument("--once", action="store_true", help="one cycle, print a line per server")
+    pol.add_argument("--server", help="only this server id")
+    pol.set_defaults(func=cmd_poll)
     return parser
 
 

@@ -34,6 +34,10 @@ class PostError(Exception):
     """The sink could not post (Discord refused or is unreachable); retried later."""
 
 
+class SkipPost(Exception):
+    """This round cannot be posted at all (no channel configured): settled, not retried."""
+
+
 @dataclass(frozen=True, slots=True)
 class Post:
     outbox_id: int
@@ -88,6 +92,10 @@ class Publisher:
             return 0
         try:
             channel_id, message_ids = await self.sink(Post(row["id"], row["server_id"], data))
+        except SkipPost as exc:
+            async with self.pool.acquire() as conn:
+                await outbox.mark_skipped(conn, row["id"], str(exc))
+            return 0
         except PostError as exc:
             delay = retry_delay(row["attempts"] + 1)
             log.warning(

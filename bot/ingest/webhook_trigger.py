@@ -41,6 +41,10 @@ class ReadyTrigger:
 class TriggerError(ValueError):
     """A message from an allowed webhook that names nothing usable; `reason` is one line."""
 
+    @property
+    def reason(self) -> str:
+        return str(self)
+
 
 def validate_filename(name: str, server: ServerConfig) -> str:
     """A basename that passes the grammar and whose prefix (if any) is this server's."""

@@ -273,21 +273,16 @@ class ServerSFTP:
     ) -> bytes:
         # block_size=None: one plain request per read() call. asyncssh's parallel
         # reader leaves orphan tasks behind when a read is cancelled or times out.
+        # No fstat first: it would cost a round trip per file. The listing already
+        # skips non-regular files, and the cap below holds for the bytes read.
         async with sftp.open(remote, "rb", block_size=None) as fh:
-            attrs = await fh.stat()
-            if not _is_regular(attrs):
-                raise self._error(SFTPErrorKind.NOT_FOUND, f"{name} is not a regular file", name)
-            size = attrs.size or 0
-            if size > max_bytes:
-                detail = f"{name} is {size} bytes, limit {max_bytes}"
-                raise self._error(SFTPErrorKind.TOO_LARGE, detail, name)
-            # Read until EOF, never more than max_bytes + 1: the file may still be
-            # growing, so the cap must hold for the bytes read, not for what stat said.
+            # Read until EOF, never more than max_bytes + 1 (a file may even grow
+            # while being read).
             buf = bytearray()
             while part := await fh.read(min(_READ_CHUNK, max_bytes + 1 - len(buf)), len(buf)):
                 buf += part
                 if len(buf) > max_bytes:
-                    detail = f"{name} grew past the limit of {max_bytes} bytes while being read"
+                    detail = f"{name} is over the limit of {max_bytes} bytes"
                     raise self._error(SFTPErrorKind.TOO_LARGE, detail, name)
             return bytes(buf)
 

@@ -169,7 +169,7 @@ async def test_download_refuses_file_growing_past_limit(
     (gamestats / R1).write_bytes(b"x" * 100)  # stat says 100 bytes: under the limit
     srv.faults.grow_file = R1
     err = await expect_error(client.download(R1, tmp_path, max_bytes=1000), SFTPErrorKind.TOO_LARGE)
-    assert "grew" in str(err)
+    assert "over the limit of 1000 bytes" in str(err)
     assert not (tmp_path / R1).exists()
 
 

@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 if __package__ in (None, ""):
@@ -23,7 +22,7 @@ if __package__ in (None, ""):
 
 import asyncpg
 
-from bench.common import bench_database
+from bench.common import bench_database, fresh_database
 from bench.gen_corpus import generate_corpus
 from bot.bulk_import import collect_jobs, run_jobs
 from bot.db.migrate import migrate
@@ -32,22 +31,13 @@ from bot.importer import Importer
 SERVERS = ["eu1", "eu2", "na1", "us1"]
 
 
-async def fresh_database(url: str) -> str:
-    parts = urlsplit(url)
-    admin = await asyncpg.connect(url)
-    await admin.execute("DROP DATABASE IF EXISTS etl_bench WITH (FORCE)")
-    await admin.execute("CREATE DATABASE etl_bench")
-    await admin.close()
-    return urlunsplit((parts.scheme, parts.netloc, "/etl_bench", parts.query, ""))
-
-
 async def run(url: str, n_pairs: int) -> None:
     files = generate_corpus(n_pairs, SERVERS, seed=3)
     with tempfile.TemporaryDirectory(prefix="etl-bench-files-") as tmp:
         for name, content in files:
             (Path(tmp) / name).write_bytes(content)
         jobs = collect_jobs([Path(tmp)], None)
-        dsn = await fresh_database(url)
+        dsn = await fresh_database(url, "etl_bench")
         pool = await asyncpg.create_pool(dsn, min_size=4, max_size=8)
         await migrate(pool)
         importer = Importer(pool, timezone_for=lambda _s: ZoneInfo("Europe/Ljubljana"))

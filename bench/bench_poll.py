@@ -26,7 +26,6 @@ import tempfile
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 if __package__ in (None, ""):
@@ -34,7 +33,7 @@ if __package__ in (None, ""):
 
 import asyncpg
 
-from bench.common import bench_database
+from bench.common import bench_database, fresh_database
 from bench.gen_corpus import generate_corpus
 from bot.config import load_settings
 from bot.db.migrate import migrate
@@ -46,15 +45,6 @@ from tests.sftp_server import Faults, serve_sftp
 
 TZ = ZoneInfo("Europe/Ljubljana")
 Batch = dict[str, dict[str, bytes]]  # server id -> file name -> content
-
-
-async def fresh_database(url: str) -> str:
-    parts = urlsplit(url)
-    admin = await asyncpg.connect(url)
-    await admin.execute("DROP DATABASE IF EXISTS etl_bench_poll WITH (FORCE)")
-    await admin.execute("CREATE DATABASE etl_bench_poll")
-    await admin.close()
-    return urlunsplit((parts.scheme, parts.netloc, "/etl_bench_poll", parts.query, ""))
 
 
 def two_batches(ids: list[str], matches: int) -> tuple[Batch, Batch]:
@@ -170,7 +160,9 @@ async def run_fake(pool: asyncpg.Pool, tmp: str, args: argparse.Namespace, ids: 
 
 async def run(url: str, args: argparse.Namespace) -> None:
     ids = [f"s{i:02d}" for i in range(args.servers)]
-    pool = await asyncpg.create_pool(await fresh_database(url), min_size=4, max_size=10)
+    pool = await asyncpg.create_pool(
+        await fresh_database(url, "etl_bench_poll"), min_size=4, max_size=10
+    )
     await migrate(pool)
     kind = "fake ServerSFTP, per list/download" if args.fake else "real SFTP servers, per request"
     print(f"{args.servers} servers, {args.matches * 4} new files per server and cycle, ", end="")

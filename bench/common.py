@@ -6,6 +6,9 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 
 @contextmanager
@@ -23,3 +26,15 @@ def bench_database() -> Iterator[str]:
             yield server.get_uri()
         finally:
             server.cleanup()
+
+
+async def fresh_database(url: str, name: str) -> str:
+    """Drop and recreate database `name` on the server of `url`; return its DSN."""
+    parts = urlsplit(url)
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))

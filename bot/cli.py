@@ -11,7 +11,6 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +21,7 @@ from bot.db import servers as servers_db
 from bot.db.export import export_rounds
 from bot.db.migrate import MigrationError, migrate
 from bot.db.pool import DatabaseUnavailable, open_database
-from bot.importer import Importer
+from bot.importer import Importer, make_importer
 from bot.registry import ServerRegistry, load_registry
 from bot.stats import (
     StatsFileError,
@@ -46,22 +45,6 @@ class Context:
 
     def importer(self) -> Importer:
         return make_importer(self.pool, self.settings, self.registry)
-
-
-def make_importer(pool: asyncpg.Pool, settings: Settings, registry: ServerRegistry) -> Importer:
-    def timezone_for(server_id: str):
-        return registry.get(server_id).timezone if server_id in registry else settings.default_zone
-
-    def name_for(server_id: str) -> str:
-        return registry.get(server_id).server_name if server_id in registry else server_id
-
-    return Importer(
-        pool,
-        timezone_for=timezone_for,
-        server_name_for=name_for,
-        match_window=timedelta(minutes=settings.round_match_window_minutes),
-        session_gap=timedelta(minutes=settings.session_gap_minutes),
-    )
 
 
 @asynccontextmanager

@@ -11,10 +11,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bot.config import Settings
 from bot.db import endstats as endstats_db
 from bot.db import outbox, processed, sessions
 from bot.db import rounds as rounds_db
 from bot.db import servers as servers_db
+from bot.registry import ServerRegistry
 from bot.stats import (
     EndStats,
     Round,
@@ -268,3 +270,21 @@ class Importer:
             await rounds_db.replace_players(conn, r2_id, server_id, derived.players)
             result[r2_id] = derived.status
         return result
+
+
+def make_importer(pool: asyncpg.Pool, settings: Settings, registry: ServerRegistry) -> Importer:
+    """The importer configured from settings, with each server's time zone and name."""
+
+    def timezone_for(server_id: str) -> ZoneInfo:
+        return registry.get(server_id).timezone if server_id in registry else settings.default_zone
+
+    def name_for(server_id: str) -> str:
+        return registry.get(server_id).server_name if server_id in registry else server_id
+
+    return Importer(
+        pool,
+        timezone_for=timezone_for,
+        server_name_for=name_for,
+        match_window=timedelta(minutes=settings.round_match_window_minutes),
+        session_gap=timedelta(minutes=settings.session_gap_minutes),
+    )

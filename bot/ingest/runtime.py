@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from bot.cli import make_importer
 from bot.config import Settings
 from bot.db import failover as failover_db
 from bot.db import servers as servers_db
+from bot.importer import make_importer
 from bot.ingest.failover import DAY_S, FailoverManager, FailoverThresholds, Transition
 from bot.ingest.file_tracker import FileTracker
 from bot.ingest.pipeline import Pipeline, RoundHook

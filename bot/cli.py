@@ -171,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="print every stored round as one JSON per line")
     exp.add_argument("--server")
     exp.set_defaults(func=cmd_export)
+    from bot.cli_present import cmd_last_session  # here: bot.cli_present imports bot.cli
+
+    last = sub.add_parser("last-session", help="print the latest gaming session as text")
+    last.add_argument("--server", help="only this server id (default: the latest of all)")
+    last.set_defaults(func=cmd_last_session)
     sub.add_parser("servers", help="list the configured servers").set_defaults(func=cmd_servers)
     from bot.cli_ingest import cmd_poll  # here, not at the top: bot.cli_ingest imports bot.cli
 

@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     pol.add_argument("--once", action="store_true", help="one cycle, print a line per server")
     pol.add_argument("--server", help="only this server id")
     pol.set_defaults(func=cmd_poll)
+    from bot.devtools.demo import add_demo_verb  # here: bot.devtools.demo imports bot.cli
+
+    add_demo_verb(sub)  # demo
     return parser
 
 

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from bot.devtools.gen_corpus import generate_corpus
 from bot.stats import parse_filename, parse_stats_file
 
-SEED = 31  # six matches on different maps per server, one GUID per bot name
+SEED = 46  # six matches on different maps per server, one GUID per bot name
 MATCHES_PER_SERVER = 3
 COMMUNITY = 12  # the same dozen regulars in every match, as on a real evening
 INTERMISSION_S = 90  # Round 1 ends -> Round 2 starts

@@ -15,6 +15,7 @@ Deterministic for a given seed; pure Python, no I/O.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -46,7 +47,7 @@ def _weapon_group(rng: random.Random, minutes: float) -> list[int]:
     shots = rng.randint(0, int(15 * minutes))
     hits = rng.randint(0, shots // 2 + 3)
     kills = rng.randint(0, max(1, hits // 12))
-    return [hits, shots, kills, rng.randint(0, 3), rng.randint(0, hits // 5 + 1)]
+    return [hits, shots, kills, 0, rng.randint(0, hits // 5 + 1)]  # deaths: _assign_deaths
 
 
 def _extended(rng: random.Random, minutes: float, kills: int, deaths: int) -> list[float]:
@@ -85,15 +86,25 @@ def _players(rng: random.Random, regulars: list[tuple[str, str]], bots: bool) ->
 
 
 def _fill_round(rng: random.Random, players: list[_Player], minutes: float) -> None:
+    """This round's values for everyone (R2: R2-only; the caller adds R1 where cumulative)."""
     for p in players:
-        pool, enemy = (AXIS, ALLIES) if p.team == 1 else (ALLIES, AXIS)
+        pool = AXIS if p.team == 1 else ALLIES
         p.weapons = {w: _weapon_group(rng, minutes) for w in rng.sample(pool, rng.randint(3, 6))}
-        # deaths to enemy weapons give groups with only deaths set (§2.2)
-        for w in rng.sample([w for w in enemy if w not in p.weapons], rng.randint(2, 4)):
-            p.weapons[w] = [0, 0, 0, rng.randint(1, 4), 0]
+    _assign_deaths(rng, players)
+    for p in players:
         kills = sum(g[2] for g in p.weapons.values())
         deaths = sum(g[3] for g in p.weapons.values())
         p.ext = _extended(rng, minutes, kills, deaths)
+
+
+def _assign_deaths(rng: random.Random, players: list[_Player]) -> None:
+    """Every kill is somebody's death, counted in the victim's group for the killer's
+    weapon (§2.2: a medic killed by a Panzerfaust gets a Panzerfaust group)."""
+    for killer in players:
+        victims = [q for q in players if q.team != killer.team]
+        for weapon, group in list(killer.weapons.items()):
+            for _ in range(group[2] if victims else 0):
+                rng.choice(victims).weapons.setdefault(weapon, [0, 0, 0, 0, 0])[3] += 1
 
 
 def _fmt(value: float, index: int) -> str:
@@ -109,11 +120,10 @@ def _line(
     return f"{p.guid}\\{p.name}\\{rounds}\\{team}\\{mask}{groups} \t{tail}"
 
 
-def _r2_values(rng: random.Random, p: _Player, minutes: float) -> tuple[dict, list[float]]:
+def _r2_values(
+    p: _Player, r1_weapons: dict[int, list[int]], r1_ext: list[float]
+) -> tuple[dict, list[float]]:
     """R2 line values: R1 + R2 for the cumulative group, R2 alone otherwise."""
-    r1_weapons, r1_ext = p.weapons, p.ext
-    p.team = 3 - p.team
-    _fill_round(rng, [p], minutes)
     weapons = {w: list(g) for w, g in r1_weapons.items()}
     for w, g in p.weapons.items():
         weapons[w] = [a + b for a, b in zip(weapons.get(w, [0] * 5), g, strict=True)]
@@ -126,13 +136,27 @@ def _r2_values(rng: random.Random, p: _Player, minutes: float) -> tuple[dict, li
     return weapons, ext
 
 
-def _endstats(rng: random.Random, players: list[_Player]) -> str:
-    titles = ("Most damage given", "Most deaths", "Most kills per minute", "Best K/D ratio",
-              "Longest killing spree", "Most playtime denied", "Highest headshot accuracy",
-              "Most bullets fired", "Most revives", "Most panzer kills")  # fmt: skip
+# (title, value of a player) for the awards the generator writes, from this round's values
+_AWARDS: tuple[tuple[str, Callable[[_Player, float], float]], ...] = (
+    ("Most damage given", lambda p, _m: int(p.ext[0])),
+    ("Most deaths", lambda p, _m: sum(g[3] for g in p.weapons.values())),
+    ("Most kills per minute", lambda p, m: round(sum(g[2] for g in p.weapons.values()) / m, 2)),
+    ("Best K/D ratio", lambda p, _m: p.ext[26]),
+    ("Most bullets fired", lambda p, _m: int(p.ext[20])),
+    ("Most revives", lambda p, _m: int(p.ext[37])),
+    ("Most panzer kills", lambda p, _m: sum(p.weapons.get(w, [0] * 5)[2] for w in (8, 9))),
+)
+
+
+def _endstats(rng: random.Random, players: list[_Player], minutes: float) -> str:
     clean = {p.guid + p.name: _ascii(p.name) for p in players}
-    lines = [f"{t}\t{_ascii(rng.choice(players).name)}\t{rng.randint(2, 4000)}" for t in titles]
-    lines.append(f"Highest light weapons accuracy\t{_ascii(players[0].name)}\t28.15 percent")
+    lines = []
+    for title, value in _AWARDS:
+        best = max(players, key=lambda p, v=value: v(p, minutes))  # type: ignore[misc]
+        amount = value(best, minutes)
+        if amount > 1:  # the module only writes awards worth more than 1
+            text = f"{amount:g}" if isinstance(amount, float) and amount % 1 else str(int(amount))
+            lines.append(f"{title}\t{clean[best.guid + best.name]}\t{text}")
     for p in players:
         foes = [q for q in players if q.team != p.team]
         rows = [(clean[q.guid + q.name], rng.randint(0, 5), rng.randint(0, 5)) for q in foes]
@@ -164,23 +188,29 @@ def _match(
     r1_header = (
         f"{host}\\{map_name}\\legacy3\\1\\1\\2\\{limit}:00\\{r1_clock}\\{int(r1_min * 60000)}"
     )
+    r1_endstats = _endstats(rng, players, r1_min)
     r2_min = rng.uniform(3, r1_min)
-    r2_lines = []
+    r1_values = {id(p): (p.weapons, p.ext) for p in players}
     for p in players:
-        weapons, ext = _r2_values(rng, p, r2_min)
-        r2_lines.append(_line(p, 2, p.team, weapons, ext))
+        p.team = 3 - p.team  # the groups swap sides in stopwatch
+    _fill_round(rng, players, r2_min)
+    r2_lines = [_line(p, 2, p.team, *_r2_values(p, *r1_values[id(p)])) for p in players]
     rng.shuffle(r2_lines)
     r2_header = f"{host}\\{map_name}\\legacy3\\2\\1\\1\\{r1_clock}\\71:23\\{int(r2_min * 60000)}"
+    r2_endstats = _endstats(rng, players, r2_min)
     r2_time = r1_time + timedelta(minutes=rng.uniform(10, 25))
     files = []
-    rounds = ((1, r1_time, r1_header, r1_lines), (2, r2_time, r2_header, r2_lines))
-    for rnd, when, header, lines in rounds:
+    rounds = (
+        (1, r1_time, r1_header, r1_lines, r1_endstats),
+        (2, r2_time, r2_header, r2_lines, r2_endstats),
+    )
+    for rnd, when, header, lines, endstats in rounds:
         stamp = when.strftime("%Y-%m-%d-%H%M%S")
         content = "".join(line + "\n" for line in (header, *lines)).encode("utf-8")
         files.append((f"{server_id}-{stamp}-{map_name}-round-{rnd}.txt", content))
         es_stamp = (when - timedelta(seconds=rng.randint(0, 3))).strftime("%Y-%m-%d-%H%M%S")
         es_name = f"{server_id}-{es_stamp}-{map_name}-round-{rnd}-endstats.txt"
-        files.append((es_name, _endstats(rng, players).encode("ascii")))
+        files.append((es_name, endstats.encode("ascii")))
     return files
 
 

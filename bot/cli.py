@@ -22,6 +22,7 @@ from bot.db.export import export_rounds
 from bot.db.migrate import MigrationError, migrate
 from bot.db.pool import DatabaseUnavailable, open_database
 from bot.importer import Importer, make_importer
+from bot.logging_setup import setup_logging
 from bot.registry import ServerRegistry, load_registry
 from bot.stats import (
     StatsFileError,
@@ -186,25 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.devtools.demo import add_demo_verb  # here: bot.devtools.demo imports bot.cli
 
     add_demo_verb(sub)  # demo
+    from bot.cli_ops import add_ops_verbs  # here: bot.cli_ops imports bot.cli
+
+    add_ops_verbs(sub)  # systemd-unit, db-readonly-role
     return parser
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Libraries that narrate every connection at INFO.
-    for chatty in ("pgserver", "asyncssh"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
-        setup_logging(settings.log_level)
+        setup_logging(settings)
         result = args.func(args, settings)
         return asyncio.run(result) if inspect.isawaitable(result) else result
     except ConfigError as exc:

@@ -11,7 +11,14 @@ import pytest
 
 from bot.config import load_settings
 from bot.db.migrate import MigrationError, load_migrations, migrate
-from bot.db.pool import DatabaseUnavailable, build_dsn, build_ssl, create_pool, open_database
+from bot.db.pool import (
+    DatabaseUnavailable,
+    build_dsn,
+    build_ssl,
+    create_pool,
+    open_database,
+    ssl_argument,
+)
 
 
 async def test_concurrent_migrations_apply_each_file_once(db_dsn: str, tmp_path: Path) -> None:
@@ -95,3 +102,11 @@ async def test_embedded_database_starts_and_stops(tmp_path: Path) -> None:
         assert await pool.fetchval("SELECT count(*) FROM rounds") == 0
     assert (tmp_path / "data" / "pgdata" / "PG_VERSION").is_file()
     assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists()  # stopped
+
+
+def test_sslmode_in_the_url_is_never_overridden_by_a_default_disable() -> None:
+    url = "postgresql://bot@db.example/etl?sslmode=verify-full"
+    assert ssl_argument(url, "disable", None) is None  # asyncpg applies the URL's sslmode
+    assert ssl_argument("postgresql://bot@db/etl", "disable", None) is False
+    explicit = ssl_argument(url, "require", None)
+    assert isinstance(explicit, ssl.SSLContext)  # POSTGRES_SSL_MODE set: it decides

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import asyncpg
 
@@ -37,7 +37,7 @@ def build_dsn(settings: Settings) -> str:
     return f"postgresql://{auth}@{host}:{settings.postgres_port}/{db}"
 
 
-def build_ssl(mode: str, root_cert: Path | None) -> ssl.SSLContext | bool | str:
+def build_ssl(mode: str, root_cert: Path | None) -> ssl.SSLContext | bool:
     """Map POSTGRES_SSL_MODE to what asyncpg's `ssl` argument takes."""
     if mode == "disable":
         return False
@@ -50,6 +50,16 @@ def build_ssl(mode: str, root_cert: Path | None) -> ssl.SSLContext | bool | str:
     ctx = ssl.create_default_context(cafile=str(root_cert) if root_cert else None)
     ctx.check_hostname = mode == "verify-full"
     return ctx
+
+
+def ssl_argument(dsn: str, mode: str, root_cert: Path | None) -> ssl.SSLContext | bool | None:
+    """POSTGRES_SSL_MODE when set to something other than `disable`; otherwise a
+    `sslmode` in the URL decides (asyncpg reads it: None leaves it alone). Never
+    `ssl=False` over a URL that asks for TLS, which would connect in clear."""
+    url_mode = parse_qs(urlsplit(dsn).query).get("sslmode")
+    if mode == "disable" and url_mode:
+        return None
+    return build_ssl(mode, root_cert)
 
 
 async def create_pool(
@@ -98,7 +108,7 @@ async def open_database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
         dsn, ssl_arg = await embedded.start(), None
     else:
         dsn = build_dsn(settings)
-        ssl_arg = build_ssl(settings.postgres_ssl_mode, settings.postgres_ssl_root_cert)
+        ssl_arg = ssl_argument(dsn, settings.postgres_ssl_mode, settings.postgres_ssl_root_cert)
     try:
         pool = await create_pool(
             dsn,

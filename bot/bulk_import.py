@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.importer import MAX_FILE_BYTES, Importer, ImportResult
-from bot.stats import StatsFileError, parse_filename
+from bot.stats import StatsFileError, is_valid_filename, parse_filename
 
 
 @dataclass(slots=True)
@@ -66,20 +66,14 @@ def collect_jobs(paths: Iterable[Path], server: str | None) -> list[ImportJob]:
     jobs: list[ImportJob] = []
     for path in paths:
         if path.is_dir():
-            files = [p for p in sorted(path.rglob("*")) if p.is_file() and _valid(p.name)]
+            files = [
+                p for p in sorted(path.rglob("*")) if p.is_file() and is_valid_filename(p.name)
+            ]
         else:
             files = [path]
         for f in files:
             jobs.append(ImportJob(_server_of(f.name, server), f.name, f))
     return sorted(jobs, key=_job_order)
-
-
-def _valid(name: str) -> bool:
-    try:
-        parse_filename(name)
-    except StatsFileError:
-        return False
-    return True
 
 
 def _server_of(name: str, default: str | None) -> str | None:

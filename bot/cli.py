@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.cli_ops import add_ops_verbs  # here: bot.cli_ops imports bot.cli
 
     add_ops_verbs(sub)  # systemd-unit, db-readonly-role
+    from bot.cli_api import register as add_api_verbs  # here: bot.cli_api imports bot.cli
+
+    add_api_verbs(sub)  # api, api-key
     return parser
 
 

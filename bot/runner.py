@@ -11,8 +11,10 @@ from contextlib import asynccontextmanager
 import aiohttp
 import asyncpg
 
+from bot.api.app import maybe_serve_api
 from bot.config import ConfigError, Settings
 from bot.db import servers as servers_db
+from bot.db.listen import listen_for_rounds, pool_connector
 from bot.db.migrate import migrate
 from bot.db.pool import open_database
 from bot.discord_ui.publisher import Post, Publisher
@@ -85,9 +87,17 @@ async def run_headless(settings: Settings) -> int:
             settings, registry, pool, on_round_stored=lambda _r: publisher.wake.set()
         )
         await runtime.start()
-        tasks = [asyncio.create_task(publisher.run(), name="publisher")]
-        await stop_event().wait()
-        log.info("stopping: draining in-flight imports")
+        tasks = [
+            asyncio.create_task(publisher.run(), name="publisher"),
+            # Rounds stored by other processes (push-API instances) wake it too.
+            asyncio.create_task(
+                listen_for_rounds(pool_connector(pool), lambda _p: publisher.wake.set()),
+                name="round-listener",
+            ),
+        ]
+        async with maybe_serve_api(settings, runtime, pool, registry):
+            await stop_event().wait()
+            log.info("stopping: draining in-flight imports")
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -104,7 +114,7 @@ async def run_discord(settings: Settings) -> int:
         bot = StatsBot(
             settings=settings, registry=registry, pool=pool, runtime=runtime, http_session=http
         )
-        async with bot:
+        async with bot, maybe_serve_api(settings, runtime, pool, registry):
             stopping = stop_event()
             runner = asyncio.create_task(bot.start(settings.discord_token or ""))
             waiter = asyncio.create_task(stopping.wait())

@@ -9,6 +9,7 @@ import discord
 from discord.ext import commands
 
 from bot.app import StatsBot
+from bot.db.listen import listen_for_rounds, pool_connector
 from bot.discord_ui.embeds import group_for_messages, round_post_embeds
 from bot.discord_ui.publisher import Post, PostError, Publisher, SkipPost
 
@@ -21,17 +22,24 @@ class PostingCog(commands.Cog):
         self.publisher = Publisher(
             bot.pool, self.send, posts_per_minute=bot.settings.posts_per_minute_per_server
         )
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def cog_load(self) -> None:
         # A stored round wakes the publisher at once; a sweep catches the rest.
+        # Rounds stored by other processes (push-API instances) arrive by NOTIFY.
         self.bot.runtime.pipeline.on_round_stored = lambda _result: self.publisher.wake.set()
-        self._task = asyncio.create_task(self._run(), name="publisher")
+        wake = lambda _payload: self.publisher.wake.set()  # noqa: E731
+        self._tasks = [
+            asyncio.create_task(self._run(), name="publisher"),
+            asyncio.create_task(
+                listen_for_rounds(pool_connector(self.bot.pool), wake), name="round-listener"
+            ),
+        ]
 
     async def cog_unload(self) -> None:
         self.bot.runtime.pipeline.on_round_stored = None
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
 
     async def _run(self) -> None:
         await self.bot.wait_until_ready()

@@ -161,3 +161,16 @@ class RateLimiter:
             return False
         events.append(now)
         return True
+
+    def retry_after(self, key: Hashable) -> float:
+        """Seconds until `allow(key)` would succeed; 0.0 when it would now. Records nothing."""
+        now = self.clock()
+        events = self._events.get(key)
+        if not events:
+            return 0.0
+        while events and now - events[0] >= self.window:
+            events.popleft()
+        if len(events) < self.limit:
+            return 0.0
+        # The slot that frees first belongs to the event `limit` places from the end.
+        return max(0.0, self.window - (now - events[-self.limit]))

@@ -91,16 +91,9 @@ class Importer:
                 result = await self._store_endstats(conn, server_id, parsed)
             else:
                 result = await self._store_round(conn, server_id, parsed, sha, data)
-            await processed.record(
-                conn,
-                server_id,
-                filename,
-                status="done",
-                source=source,
-                sha256=sha,
-                round_id=result.round_id,
+            await processed.record_stored(
+                conn, server_id, filename, source=source, sha256=sha, round_id=result.round_id
             )
-            await servers_db.note_file(conn, server_id)
         # A bulk import logs its summary instead of thousands of lines.
         log.log(
             logging.DEBUG if source == "import" else logging.INFO,

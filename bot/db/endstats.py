@@ -92,27 +92,23 @@ async def relink_round(conn: asyncpg.Connection, round_id: int) -> int | None:
 
     Deterministic, so the link does not depend on which file arrived first.
     """
-    best = await conn.fetchval(
-        """SELECT e.id FROM endstats e JOIN rounds r ON r.id = $1
-           WHERE e.server_id = r.server_id AND lower(e.map_name) = lower(r.map_name)
-             AND e.round_number = r.round_number
-             AND e.played_at BETWEEN r.played_at - make_interval(secs => $2::int)
-                                 AND r.played_at + make_interval(secs => $2::int)
-           ORDER BY e.line_count DESC, abs(extract(epoch FROM e.played_at - r.played_at)),
-                    e.filename
-           LIMIT 1""",
+    row = await conn.fetchrow(
+        """SELECT (SELECT e.id FROM endstats e JOIN rounds r ON r.id = $1
+                   WHERE e.server_id = r.server_id AND lower(e.map_name) = lower(r.map_name)
+                     AND e.round_number = r.round_number
+                     AND e.played_at BETWEEN r.played_at - make_interval(secs => $2::int)
+                                         AND r.played_at + make_interval(secs => $2::int)
+                   ORDER BY e.line_count DESC,
+                            abs(extract(epoch FROM e.played_at - r.played_at)), e.filename
+                   LIMIT 1) AS best,
+                  (SELECT id FROM endstats WHERE round_id = $1) AS current""",
         round_id,
         LINK_SECONDS,
     )
-    if best is None:
-        return None
-    # Unlink the previous file first: a round has at most one endstats file.
-    await conn.execute(
-        "UPDATE endstats SET round_id = NULL WHERE round_id = $1 AND id <> $2", round_id, best
-    )
-    await conn.execute(
-        "UPDATE endstats SET round_id = $1 WHERE id = $2 AND round_id IS DISTINCT FROM $1",
-        round_id,
-        best,
-    )
+    best, current = row["best"], row["current"]
+    if best is None or best == current:
+        return best
+    if current is not None:  # first: a round has at most one endstats file
+        await conn.execute("UPDATE endstats SET round_id = NULL WHERE id = $1", current)
+    await conn.execute("UPDATE endstats SET round_id = $1 WHERE id = $2", round_id, best)
     return best

@@ -42,6 +42,31 @@ async def prior_and_same_hash(
     return row["prior"], row["same"]
 
 
+async def record_stored(
+    conn: asyncpg.Connection,
+    server_id: str,
+    filename: str,
+    *,
+    source: str,
+    sha256: str,
+    round_id: int | None,
+) -> None:
+    """The ledger row of a stored file, and the server's file counter, in one statement."""
+    await conn.execute(
+        f"""WITH ledger AS ({_UPSERT})
+            UPDATE servers SET last_seen = now(), files_count = files_count + 1
+            WHERE id = $1""",
+        server_id,
+        filename,
+        sha256,
+        "done",
+        source,
+        None,
+        None,
+        round_id,
+    )
+
+
 async def record(
     conn: asyncpg.Connection,
     server_id: str,

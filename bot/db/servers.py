@@ -24,13 +24,6 @@ async def sync_registry(conn: asyncpg.Connection, servers: Iterable[tuple[str, s
     )
 
 
-async def note_file(conn: asyncpg.Connection, server_id: str) -> None:
-    await conn.execute(
-        "UPDATE servers SET last_seen = now(), files_count = files_count + 1 WHERE id = $1",
-        server_id,
-    )
-
-
 async def note_error(conn: asyncpg.Connection, server_id: str, error: str) -> None:
     await conn.execute(
         "UPDATE servers SET last_error = $2, last_error_at = now() WHERE id = $1",

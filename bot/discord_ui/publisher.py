@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 # a live channel: such rows are settled without posting.
 MAX_ROUND_AGE = timedelta(hours=12)
 BATCH = 20
+# A connection lost in the middle of a pass surfaces as any of these, not only as a
+# PostgresError: InterfaceError ("the underlying connection is closed") and asyncpg's
+# InternalClientError ("cannot switch to state ...; another operation is in progress").
+DB_DOWN = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
 
 
 class PostError(Exception):
@@ -86,39 +95,53 @@ class Publisher:
             return 0
         if not self.limiter.allow(row["server_id"]):
             return 0  # this server's posts wait for the next minute; others go on
-        async with self.pool.acquire() as conn:
-            data = await round_post_data(conn, row["round_id"])
-        if data is None:
-            return 0
         try:
+            async with self.pool.acquire() as conn:
+                data = await round_post_data(conn, row["round_id"])
+            if data is None:
+                return 0
             channel_id, message_ids = await self.sink(Post(row["id"], row["server_id"], data))
         except SkipPost as exc:
             async with self.pool.acquire() as conn:
                 await outbox.mark_skipped(conn, row["id"], str(exc))
             return 0
-        except PostError as exc:
-            delay = retry_delay(row["attempts"] + 1)
-            log.warning(
-                "[%s] round %s not posted (%s); retry in %.0f s",
-                row["server_id"],
-                row["round_id"],
-                exc,
-                delay,
+        except (PostError, asyncpg.PostgresError, OSError) as exc:
+            await self._failed(row, str(exc))
+            return 0
+        except Exception as exc:  # a bug for one round must not block the others
+            log.exception(
+                "[%s] building the post of round %s failed", row["server_id"], row["round_id"]
             )
-            async with self.pool.acquire() as conn:
-                await outbox.mark_failed(conn, row["id"], str(exc), delay)
+            await self._failed(row, f"internal error: {exc!r}")
             return 0
         async with self.pool.acquire() as conn:
             await outbox.mark_sent(conn, row["id"], channel_id, message_ids)
         return 1
 
+    async def _failed(self, row: asyncpg.Record, error: str) -> None:
+        delay = retry_delay(row["attempts"] + 1)
+        log.warning(
+            "[%s] round %s not posted (%s); retry in %.0f s",
+            row["server_id"],
+            row["round_id"],
+            error,
+            delay,
+        )
+        async with self.pool.acquire() as conn:
+            await outbox.mark_failed(conn, row["id"], error, delay)
+
     async def run(self, sweep_every: float = 30.0) -> None:
-        """Post whenever woken (a round stored, a NOTIFY) or every `sweep_every` s."""
+        """Post whenever woken (a round stored, a NOTIFY) or every `sweep_every` s.
+
+        A failed pass is logged and retried: this loop must outlive any database outage
+        (tests/drills/test_db_outage.py stops PostgreSQL under it)."""
         while True:
             try:
                 await self.publish_due()
-            except (asyncpg.PostgresError, OSError) as exc:
+            except DB_DOWN as exc:
                 log.warning("publisher: database unavailable (%s); will retry", exc)
+            except Exception:  # anything else must not end the posting for good either
+                log.exception("publisher: pass failed; will retry")
             self.wake.clear()
             try:
                 await asyncio.wait_for(self.wake.wait(), sweep_every)

@@ -114,3 +114,22 @@ async def test_stale_rounds_are_settled_without_a_post(pool: asyncpg.Pool) -> No
     assert await pub.publish_due() == 0 and sink.posts == []
     row = await pool.fetchrow("SELECT sent_at IS NOT NULL AS settled, last_error FROM round_outbox")
     assert row["settled"] and row["last_error"].startswith("stale")
+
+
+async def test_a_broken_post_is_set_aside_and_the_others_go_out(pool: asyncpg.Pool) -> None:
+    await imported(pool, R1, R2)
+    posted: list[int] = []
+
+    async def sink(post: Post) -> tuple[int | None, list[int]]:
+        if post.data.round.round_number == 1:
+            raise ValueError("embed builder bug")
+        posted.append(post.data.round.round_number)
+        return 42, [7]
+
+    pub = Publisher(pool, sink, now=lambda: EVENING)
+    assert await pub.publish_due() == 1 and posted == [2]
+    row = await pool.fetchrow(
+        "SELECT sent_at, attempts, last_error FROM round_outbox WHERE message_ids IS NULL"
+    )
+    assert row["sent_at"] is None and row["attempts"] == 1
+    assert row["last_error"] == "internal error: ValueError('embed builder bug')"

@@ -51,6 +51,13 @@ class ImportResult:
     repaired: tuple[int, ...] = field(default=())  # R2 ids whose pairing changed
 
 
+async def _relink(conn: asyncpg.Connection, round_id: int) -> None:
+    """Relink a round's endstats, then any round that lost its file to it."""
+    pending: int | None = round_id
+    while pending is not None:
+        pending = await endstats_db.relink_round(conn, pending)
+
+
 def _safe_name(filename: str) -> str:
     """A file name fit to store as text in the ledger (no NUL, bounded)."""
     return filename.replace("\x00", "\\0")[:255]
@@ -194,7 +201,7 @@ class Importer:
             conn, server_id, es.file.map_name, es.file.round_number, played_at
         )
         if round_id is not None:
-            await endstats_db.relink_round(conn, round_id)
+            await _relink(conn, round_id)
         return ImportResult("imported", server_id, es.file.basename, "endstats", round_id)
 
     async def _store_round(
@@ -210,7 +217,7 @@ class Importer:
         changed = await self._repair(conn, server_id, rnd.map_name, played_at, {round_id: rnd})
         if round_id not in changed:
             await rounds_db.insert_players(conn, round_id, server_id, rnd.players)
-        await endstats_db.relink_round(conn, round_id)
+        await _relink(conn, round_id)
         if rnd.players:  # a header-only round is stored but not announced
             await outbox.enqueue(conn, round_id, server_id)
         status = changed.get(round_id, rnd.status)

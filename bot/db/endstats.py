@@ -87,28 +87,43 @@ async def nearest_round(
     )
 
 
-async def relink_round(conn: asyncpg.Connection, round_id: int) -> int | None:
-    """Link the best endstats file to a round: most lines, then nearest, then name.
+# The endstats files whose nearest stats round (same server, map, round number;
+# distance, then file name, as in nearest_round) is round $1.
+_BEST_FOR_ROUND = """
+SELECT e.id, e.round_id FROM endstats e JOIN rounds r ON r.id = $1
+WHERE e.server_id = r.server_id AND lower(e.map_name) = lower(r.map_name)
+  AND e.round_number = r.round_number
+  AND e.played_at BETWEEN r.played_at - make_interval(secs => $2::int)
+                      AND r.played_at + make_interval(secs => $2::int)
+  AND NOT EXISTS (
+      SELECT 1 FROM rounds o
+      WHERE o.server_id = r.server_id AND lower(o.map_name) = lower(r.map_name)
+        AND o.round_number = r.round_number AND o.id <> r.id
+        AND (abs(extract(epoch FROM o.played_at - e.played_at)), o.filename)
+            < (abs(extract(epoch FROM r.played_at - e.played_at)), r.filename))
+ORDER BY e.line_count DESC, abs(extract(epoch FROM e.played_at - r.played_at)), e.filename
+LIMIT 1
+"""
 
-    Deterministic, so the link does not depend on which file arrived first.
+
+async def relink_round(conn: asyncpg.Connection, round_id: int) -> int | None:
+    """Link to a round the best endstats file that belongs to it: of the files whose
+    nearest round it is, the one with most lines, then nearest, then by name.
+
+    Deterministic, so links do not depend on import order. Returns the round that
+    lost its file to this one (a newer, nearer round took it), which the caller
+    must relink in turn, or None.
     """
-    row = await conn.fetchrow(
-        """SELECT (SELECT e.id FROM endstats e JOIN rounds r ON r.id = $1
-                   WHERE e.server_id = r.server_id AND lower(e.map_name) = lower(r.map_name)
-                     AND e.round_number = r.round_number
-                     AND e.played_at BETWEEN r.played_at - make_interval(secs => $2::int)
-                                         AND r.played_at + make_interval(secs => $2::int)
-                   ORDER BY e.line_count DESC,
-                            abs(extract(epoch FROM e.played_at - r.played_at)), e.filename
-                   LIMIT 1) AS best,
-                  (SELECT id FROM endstats WHERE round_id = $1) AS current""",
-        round_id,
-        LINK_SECONDS,
-    )
-    best, current = row["best"], row["current"]
-    if best is None or best == current:
-        return best
-    if current is not None:  # first: a round has at most one endstats file
+    best = await conn.fetchrow(_BEST_FOR_ROUND, round_id, LINK_SECONDS)
+    current = await conn.fetchval("SELECT id FROM endstats WHERE round_id = $1", round_id)
+    if best is None or best["id"] == current:
+        if best is None and current is not None:
+            await conn.execute("UPDATE endstats SET round_id = NULL WHERE id = $1", current)
+        return None
+    # a round has at most one endstats file, and a file one round: free both first
+    if current is not None:
         await conn.execute("UPDATE endstats SET round_id = NULL WHERE id = $1", current)
-    await conn.execute("UPDATE endstats SET round_id = $1 WHERE id = $2", round_id, best)
-    return best
+    if best["round_id"] is not None:
+        await conn.execute("UPDATE endstats SET round_id = NULL WHERE id = $1", best["id"])
+    await conn.execute("UPDATE endstats SET round_id = $1 WHERE id = $2", round_id, best["id"])
+    return best["round_id"]

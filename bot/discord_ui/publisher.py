@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # a live channel: such rows are settled without posting.
 MAX_ROUND_AGE = timedelta(hours=12)
 BATCH = 20
+# What _publish did with a row: only WAITING leaves it as it was.
+POSTED, SETTLED, WAITING = "posted", "settled", "waiting"
 # A connection lost in the middle of a pass surfaces as any of these, not only as a
 # PostgresError: InterfaceError ("the underlying connection is closed") and asyncpg's
 # InternalClientError ("cannot switch to state ...; another operation is in progress").
@@ -80,43 +82,50 @@ class Publisher:
         self.wake = asyncio.Event()
 
     async def publish_due(self) -> int:
-        """One pass over due rows; returns how many were posted."""
-        async with self.pool.acquire() as conn:
-            rows = await outbox.due(conn, BATCH)
-        posted = 0
-        for row in rows:
-            posted += await self._publish(row)
-        return posted
+        """Post every due row; returns how many were posted.
 
-    async def _publish(self, row: asyncpg.Record) -> int:
+        Works in batches until a batch comes back short or nothing in it could move
+        (every row waits for its server's rate limit): a backlog left by a crash or
+        an outage drains on one wake, not one batch per sweep.
+        """
+        posted = 0
+        while True:
+            async with self.pool.acquire() as conn:
+                rows = await outbox.due(conn, BATCH)
+            settled = [await self._publish(row) for row in rows]
+            posted += sum(1 for s in settled if s == POSTED)
+            if len(rows) < BATCH or not any(s != WAITING for s in settled):
+                return posted
+
+    async def _publish(self, row: asyncpg.Record) -> str:
         if self.now() - row["played_at"] > MAX_ROUND_AGE:
             async with self.pool.acquire() as conn:
                 await outbox.mark_skipped(conn, row["id"], "stale: round older than 12 h")
-            return 0
+            return SETTLED
         if not self.limiter.allow(row["server_id"]):
-            return 0  # this server's posts wait for the next minute; others go on
+            return WAITING  # this server's posts wait for the next minute; others go on
         try:
             async with self.pool.acquire() as conn:
                 data = await round_post_data(conn, row["round_id"])
             if data is None:
-                return 0
+                return WAITING
             channel_id, message_ids = await self.sink(Post(row["id"], row["server_id"], data))
         except SkipPost as exc:
             async with self.pool.acquire() as conn:
                 await outbox.mark_skipped(conn, row["id"], str(exc))
-            return 0
+            return SETTLED
         except (PostError, asyncpg.PostgresError, OSError) as exc:
             await self._failed(row, str(exc))
-            return 0
+            return SETTLED
         except Exception as exc:  # a bug for one round must not block the others
             log.exception(
                 "[%s] building the post of round %s failed", row["server_id"], row["round_id"]
             )
             await self._failed(row, f"internal error: {exc!r}")
-            return 0
+            return SETTLED
         async with self.pool.acquire() as conn:
             await outbox.mark_sent(conn, row["id"], channel_id, message_ids)
-        return 1
+        return POSTED
 
     async def _failed(self, row: asyncpg.Record, error: str) -> None:
         delay = retry_delay(row["attempts"] + 1)

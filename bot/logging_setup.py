@@ -169,6 +169,20 @@ class LineFormatter(logging.Formatter):
         return super().formatMessage(line)
 
 
+class PoolReconnectFilter(logging.Filter):
+    """asyncpg's pool warns with a full traceback on every failed reconnect during a
+    database outage; say it in one line that names the database instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            cause = record.exc_info[1]
+            what = record.getMessage().removesuffix("; retrying")
+            record.msg = "database unreachable: %s (%s); retrying"
+            record.args = (what, str(cause) or repr(cause))
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def _equip(handler: logging.Handler, redactor: Redactor, level: int) -> logging.Handler:
     handler.setLevel(level)
     handler.addFilter(RedactingFilter(redactor))  # first: later filters see clean text
@@ -212,6 +226,9 @@ def setup_logging(settings: Settings) -> list[logging.Handler]:
     root.setLevel(level)
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, level))
+    pool_logger = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, PoolReconnectFilter) for f in pool_logger.filters):
+        pool_logger.addFilter(PoolReconnectFilter())
     logging.captureWarnings(True)  # warnings get the same format and the same scrubbing
     sys.excepthook = _log_uncaught
     return handlers

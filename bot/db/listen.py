@@ -100,7 +100,7 @@ async def listen_for_rounds(
             conn = await connect()
             delay = min_backoff_s  # connected: the next trouble starts the backoff afresh
             await _hold(conn, channel, on_notify, keepalive_s)
-            log.warning("round listener: connection lost; reconnecting")
+            log.warning("round listener: database connection lost; reconnecting")
         except _DOWN as exc:
             log.warning("round listener: %s; reconnecting in %.1f s", exc or type(exc), delay)
         finally:

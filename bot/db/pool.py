@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,3 +124,37 @@ async def open_database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     finally:
         if embedded is not None:
             await embedded.stop()
+
+
+class DatabaseTrouble:
+    """Says the database is unreachable once, then at most once a minute with a count,
+    instead of a line per file and per poll while an outage lasts."""
+
+    def __init__(self, every: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._last: float | None = None
+        self._since_last = 0
+
+    @property
+    def down(self) -> bool:
+        return self._last is not None
+
+    def report(self, what: str, exc: BaseException) -> None:
+        now = self.clock()
+        self._since_last += 1
+        if self._last is not None and now - self._last < self.every:
+            return
+        more = f"; {self._since_last - 1} similar failure(s) since" if self._since_last > 1 else ""
+        log.warning("database unavailable: %s (%s)%s", what, str(exc) or type(exc).__name__, more)
+        self._last, self._since_last = now, 0
+
+    def recovered(self) -> None:
+        if self._last is not None:
+            log.info("database reachable again")
+            self._last, self._since_last = None, 0
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """asyncpg's errors, and the OSError of a pool that cannot reach its server."""
+    return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError)

@@ -38,6 +38,7 @@ import asyncpg
 
 from bot.db import processed
 from bot.db import servers as servers_db
+from bot.db.pool import DatabaseTrouble, is_database_error
 from bot.importer import MAX_FILE_BYTES, Importer, ImportResult
 from bot.ingest.failover import FailoverMachine, FailoverManager, FailoverMode
 from bot.ingest.file_tracker import Action, FileTracker, Verdict
@@ -92,7 +93,7 @@ class _Job:
 def _error_kind(exc: Exception) -> str:
     if isinstance(exc, SFTPError):
         return str(exc.kind)
-    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+    if is_database_error(exc):
         return "database"
     return "other"
 
@@ -128,6 +129,7 @@ class Pipeline:
         self.on_round_stored = on_round_stored
         self.prefetch = max(1, prefetch)
         self._clock = clock
+        self.database = DatabaseTrouble()  # one voice for an outage, shared with the pollers
         self._started_at = clock()
         self._announced: dict[tuple[str, str], float] = {}
         self._webhook_seen: set[str] = set()
@@ -191,7 +193,10 @@ class Pipeline:
                 server_id, filename, explicit=source in EXPLICIT_SOURCES
             )
         except Exception as exc:  # the ledger lookup failed: the database is in trouble
-            log.warning("[%s] cannot check %s via %s: %s", server_id, filename, source, exc)
+            if is_database_error(exc):
+                self.database.report(f"[{server_id}] cannot check {filename} via {source}", exc)
+            else:
+                log.exception("[%s] cannot check %s via %s", server_id, filename, source)
             failed = ProcessResult(
                 server_id, filename, source, "failed", str(exc), error_kind=_error_kind(exc)
             )
@@ -313,6 +318,7 @@ class Pipeline:
 
     async def _on_imported(self, job: _Job, r: ImportResult) -> ProcessResult:
         elapsed = time.perf_counter() - job.t0
+        self.database.recovered()
         job.done = r.outcome in ("imported", "duplicate", "rejected")
         if r.outcome == "failed":  # retryable (e.g. still empty): schedule the next try
             await self._note_failure(job, r.reason or "import failed", schedule_only=True)
@@ -322,7 +328,9 @@ class Pipeline:
 
     async def _on_error(self, job: _Job, exc: Exception) -> ProcessResult:
         kind = _error_kind(exc)
-        if kind == "other":
+        if kind == "database":
+            self.database.report(f"[{job.server_id}] {job.filename} not stored", exc)
+        elif kind == "other":
             log.exception("[%s] unexpected error processing %s", job.server_id, job.filename)
         permanent = isinstance(exc, SFTPError) and exc.kind in PERMANENT
         await self._note_failure(job, str(exc), permanent=permanent)
@@ -354,7 +362,7 @@ class Pipeline:
                     )
                 await servers_db.note_error(conn, sid, f"{name}: {error}")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            log.error("[%s] cannot record the failure of %s: %s", sid, name, exc)
+            self.database.report(f"[{sid}] cannot record the failure of {name}", exc)
             return
         if retry is not None:
             job.attempts, job.retry_at = retry[0], retry[1].timestamp()

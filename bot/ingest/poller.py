@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bot.db import servers as servers_db
+from bot.db.pool import is_database_error
 from bot.ingest.failover import FailoverMachine, FailoverManager
 from bot.ingest.pipeline import SERVER_DOWN, Pipeline, ProcessResult
 from bot.ingest.schedule import Clock, PollSchedule, in_dead_hours
@@ -305,4 +306,7 @@ class PollerService:
                 else:
                     await servers_db.note_error(conn, server_id, error)
         except Exception as exc:  # health bookkeeping must never break polling
-            log.warning("[%s] cannot update server health: %s", server_id, exc)
+            if is_database_error(exc):
+                self.pipeline.database.report(f"[{server_id}] cannot update server health", exc)
+            else:
+                log.exception("[%s] cannot update server health", server_id)
